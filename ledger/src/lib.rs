@@ -12,7 +12,8 @@
 //! - [`checkpoint`]: the C2SP `tlog-checkpoint` body, signed and opened as a note;
 //! - [`note`]: C2SP `signed-note` with Ed25519, verifier keys and `tlog-cosignature` v1;
 //! - [`tlog_proof`]: the C2SP `tlog-proof` text for one entry;
-//! - [`chain`]: the hash-linked chain of signed checkpoints (SPEC §5).
+//! - [`chain`]: the hash-linked chain of signed checkpoints (SPEC §5);
+//! - `store` (feature `std`): the on-disk log, segments, tree hashes and chain file.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -22,6 +23,8 @@ pub mod checkpoint;
 pub mod hasher;
 pub mod merkle;
 pub mod note;
+#[cfg(feature = "std")]
+pub mod store;
 mod text;
 pub mod tlog_proof;
 
