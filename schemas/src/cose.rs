@@ -463,7 +463,16 @@ pub fn protected_header(kid: &Kid) -> Vec<u8> {
     out
 }
 
-/// Total message length for this kid and payload.
+/// The length of the COSE_Sign1 message that signs `payload_len` bytes under `kid`: what a
+/// device must reserve in its queue before it signs.
+pub fn signed_message_len(kid: &Kid, payload_len: usize) -> usize {
+    message_len(
+        PROTECTED_PREFIX.len() + bstr_item_len(kid.encoded_len()),
+        payload_len,
+    )
+}
+
+/// Total message length for this protected header and payload.
 fn message_len(protected_len: usize, payload_len: usize) -> usize {
     2 + bstr_item_len(protected_len) + 1 + bstr_item_len(payload_len) + SIGNATURE_HEAD.len() + 64
 }

@@ -699,6 +699,39 @@ impl fmt::Debug for SecretKey {
     }
 }
 
+/// `n - s` for the P-256 order `n` and a big-endian `s < n`: the other half of an ECDSA
+/// signature's `(r, ±s)` pair.
+pub fn negate_s(s: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut d = i16::from(P256_ORDER[i]) - i16::from(s[i]) - borrow;
+        borrow = 0;
+        if d < 0 {
+            d += 256;
+            borrow = 1;
+        }
+        // 0 <= d < 256 here, so the cast is exact.
+        out[i] = d as u8;
+    }
+    out
+}
+
+/// Parses `r || s`, replacing a high `s` by `n - s` (the same signature in SPEC §2's low-S form).
+/// For signers that do not normalise themselves, such as a secure element with random nonces.
+pub fn normalize_low_s(raw: &[u8; 64]) -> Result<Signature, SignatureError> {
+    match Signature::from_bytes(raw) {
+        Err(SignatureError::HighS) => {
+            let mut s = [0u8; 32];
+            s.copy_from_slice(&raw[32..]);
+            let mut out = *raw;
+            out[32..].copy_from_slice(&negate_s(&s));
+            Signature::from_bytes(&out)
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use prov_ledger::note::{NoteSigner, VerifierKey};
 use prov_schemas::Hash32;
 use prov_schemas::checked;
 use prov_schemas::cose::{self, CoseSign1, P256Backend, VerifyBackend};
-use prov_schemas::keys::{Kid, OperatorName, P256_ORDER, PublicKey};
+use prov_schemas::keys::{Kid, OperatorName, PublicKey, negate_s};
 use serde_json::{Value as Json, json};
 
 /// The trusted operator keys of the vector world.
@@ -130,16 +130,8 @@ fn resign(kid: &str, payload_cbor: &[u8]) -> Result<Vec<u8>> {
 fn high_s(message: &[u8]) -> Result<Vec<u8>> {
     let mut m = message.to_vec();
     let n = m.len();
-    let s = &m[n - 32..];
-    // s' = n - s, big-endian subtraction.
-    let mut out = [0u8; 32];
-    let mut borrow = 0i16;
-    for i in (0..32).rev() {
-        let d = i16::from(P256_ORDER[i]) - i16::from(s[i]) - borrow;
-        borrow = i16::from(d < 0);
-        out[i] = (d + if d < 0 { 256 } else { 0 }) as u8;
-    }
-    m[n - 32..].copy_from_slice(&out);
+    let s: [u8; 32] = m[n - 32..].try_into()?;
+    m[n - 32..].copy_from_slice(&negate_s(&s));
     Ok(m)
 }
 

@@ -172,7 +172,7 @@ impl<S: Signer, F: NorFlash, C: Clock> Device<S, F, C> {
         }
         let mut event = draft.into_event(time, self.id, u64::MAX, Hash32([1; 32]), synced);
         event.validate()?;
-        let max_len = message_len(self.kid.encoded_len(), event.encode_payload().len());
+        let max_len = cose::signed_message_len(&self.kid, event.encode_payload().len());
         if max_len > cose::MAX_MESSAGE_LEN {
             return Err(CoseError::TooLarge {
                 got: max_len,
@@ -293,25 +293,6 @@ impl<S: Signer, F: NorFlash, C: Clock> Device<S, F, C> {
     pub fn into_parts(self) -> (S, EventStore<F>, C) {
         (self.signer, self.store, self.clock)
     }
-}
-
-/// The largest message for a kid of `kid_len` bytes and a payload of `payload_len` bytes:
-/// `D2 84 <bstr protected> A0 <bstr payload> 58 40 <64 bytes>` with protected =
-/// `A2 01 26 04 <bstr kid>` (SPEC §2).
-pub fn message_len(kid_len: usize, payload_len: usize) -> usize {
-    let protected = 4 + bstr_item_len(kid_len);
-    2 + bstr_item_len(protected) + 1 + bstr_item_len(payload_len) + 2 + 64
-}
-
-/// Head plus content of a definite-length byte string in its shortest form.
-fn bstr_item_len(len: usize) -> usize {
-    let head = match len {
-        0..=23 => 1,
-        24..=0xff => 2,
-        0x100..=0xffff => 3,
-        _ => 5,
-    };
-    head + len
 }
 
 /// One queued message.

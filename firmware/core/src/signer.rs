@@ -135,36 +135,7 @@ impl<I2C: I2c, D: DelayNs> Signer for Atecc608Signer<I2C, D> {
     }
 }
 
-/// Parses `r || s`, replacing `s` by `n - s` when it is high (the same signature, SPEC §2 form).
-pub fn normalize_low_s(raw: &[u8; 64]) -> Result<Signature, SignatureError> {
-    match Signature::from_bytes(raw) {
-        Err(SignatureError::HighS) => {
-            let mut s = [0u8; 32];
-            s.copy_from_slice(&raw[32..]);
-            let mut out = *raw;
-            out[32..].copy_from_slice(&sub_from_order(&s));
-            Signature::from_bytes(&out)
-        }
-        other => other,
-    }
-}
-
-/// `n - s` for the P-256 order `n`, big-endian (`s < n`).
-fn sub_from_order(s: &[u8; 32]) -> [u8; 32] {
-    let n = prov_schemas::keys::P256_ORDER;
-    let mut out = [0u8; 32];
-    let mut borrow = 0i16;
-    for i in (0..32).rev() {
-        let mut d = i16::from(n[i]) - i16::from(s[i]) - borrow;
-        borrow = 0;
-        if d < 0 {
-            d += 256;
-            borrow = 1;
-        }
-        out[i] = d as u8;
-    }
-    out
-}
+pub use prov_schemas::keys::normalize_low_s;
 
 fn verify_prehash(key: &PublicKey, digest: &[u8; 32], signature: &Signature) -> bool {
     let Ok(vk) = p256::ecdsa::VerifyingKey::from_sec1_bytes(key.as_sec1_uncompressed()) else {

@@ -8,7 +8,7 @@ mod device_common;
 
 use device_common::*;
 use prov_firmware::device::{
-    Device, DeviceError, Reject, SIGN_ATTEMPTS, TopicKind, Topics, message_len, parse_receipt,
+    Device, DeviceError, Reject, SIGN_ATTEMPTS, TopicKind, Topics, parse_receipt,
 };
 use prov_firmware::roles::{Commissioning, Draft};
 use prov_firmware::signer::{FlashKeySigner, Signer, SignerError};
@@ -381,9 +381,12 @@ fn message_len_matches_assembled_messages() {
         for len in [0usize, 1, 23, 24, 255, 256, 1000, 16_000] {
             let payload = vec![0xa0u8; len];
             match cose::sign_message(&kid, &payload, &key) {
-                Ok(message) => assert_eq!(message.len(), message_len(kid.encoded_len(), len)),
+                Ok(message) => assert_eq!(
+                    message.len(),
+                    prov_schemas::cose::signed_message_len(&kid, len)
+                ),
                 Err(CoseError::TooLarge { got, .. }) => {
-                    assert_eq!(got, message_len(kid.encoded_len(), len))
+                    assert_eq!(got, prov_schemas::cose::signed_message_len(&kid, len))
                 }
                 Err(e) => panic!("{e}"),
             }
