@@ -26,17 +26,17 @@ pub const OPERATOR: &str = "operator:factory-a";
 /// The prefix of every test key derivation (schemas/vectors/README.md).
 pub const TEST_KEY_PREFIX: &[u8] = b"prov test key v1:";
 
-const ITEM_1: &str = "https://id.gs1.org/01/09506000134352/21/ABC123";
-const ITEM_2: &str = "https://id.gs1.org/01/09506000134352/21/ABC124";
+pub(crate) const ITEM_1: &str = "https://id.gs1.org/01/09506000134352/21/ABC123";
+pub(crate) const ITEM_2: &str = "https://id.gs1.org/01/09506000134352/21/ABC124";
 const LOGGER: &str = "https://id.gs1.org/01/09506000134376/21/LOGGER-7";
-const MILK_LOT_1: &str = "https://id.gs1.org/01/09506000134369/10/MILK-0412";
-const MILK_LOT_2: &str = "https://id.gs1.org/01/09506000134369/10/MILK-0413";
-const POWDER_LOT: &str = "https://id.gs1.org/01/09506000134352/10/PWD-2611";
-const CASE: &str = "https://id.gs1.org/00/106141412345678908";
-const PALLET: &str = "https://id.gs1.org/00/106141412345678915";
-const FACTORY: &str = "https://id.gs1.org/414/9506000134376";
-const COLD_ROOM: &str = "https://id.gs1.org/414/9506000134383";
-const DOCK: &str = "https://id.gs1.org/414/9506000134390";
+pub(crate) const MILK_LOT_1: &str = "https://id.gs1.org/01/09506000134369/10/MILK-0412";
+pub(crate) const MILK_LOT_2: &str = "https://id.gs1.org/01/09506000134369/10/MILK-0413";
+pub(crate) const POWDER_LOT: &str = "https://id.gs1.org/01/09506000134352/10/PWD-2611";
+pub(crate) const CASE: &str = "https://id.gs1.org/00/106141412345678908";
+pub(crate) const PALLET: &str = "https://id.gs1.org/00/106141412345678915";
+pub(crate) const FACTORY: &str = "https://id.gs1.org/414/9506000134376";
+pub(crate) const COLD_ROOM: &str = "https://id.gs1.org/414/9506000134383";
+pub(crate) const DOCK: &str = "https://id.gs1.org/414/9506000134390";
 
 /// Devices in registration order; the last one is registered, then revoked, and never signs.
 pub const DEVICES: &[&str] = &[
@@ -492,6 +492,11 @@ pub fn generate() -> Result<Vec<(&'static str, String)>> {
             "invalid.json",
             crate::invalid::invalid_json(&registry, &events)?,
         ),
+        (
+            "bundle.json",
+            crate::bundle::bundle_json(&registry, &events)?,
+        ),
+        ("bundle-50.json", crate::bundle::large_bundle_json()?),
     ];
     files
         .into_iter()
