@@ -6,6 +6,7 @@
 //! cargo bench -p prov-gateway --bench ingest -- [--events N] [--devices D]
 //!     [--broker mosquitto|embedded] [--connections K] [--window W] [--rate R]
 //!     [--broker-inflight M] [--batch-max-entries E] [--batch-max-delay-ms MS]
+//!     [--verify-workers V] [--gateway-inflight G] [--inflight I] [--poll-ms MS]
 //!     [--wait-load L] [--perf FILE] [--perf-trace FILE] [--out FILE] [--fresh] [--keep]
 //! ```
 //!
@@ -14,13 +15,16 @@
 //!    boards (D = 200 gives 204 devices) with the simulator's presign path, cached under
 //!    `target/bench-cache/` (`--fresh` re-signs); no signing happens during the measured run;
 //! 2. starts Mosquitto as a child (loopback, free port, `persistence false`,
-//!    `max_queued_messages 0`, `max_inflight_messages M`), or uses the gateway's embedded
+//!    `max_queued_messages 0`, `max_inflight_messages M`, default 4 × the batch size: the
+//!    gateway acknowledges a batch only once it is durable, so the broker must be allowed to
+//!    send the next batch meanwhile; Mosquitto's own default of 20 caps the gateway at a few
+//!    hundred events/s), or uses the gateway's embedded
 //!    rumqttd (`--broker embedded`);
 //! 3. starts the gateway as a child process (`prov gateway run`, temporary data directory,
 //!    that broker, the batch settings given or the defaults of `config.rs`) and registers every
 //!    device through `POST /api/v1/registry` (operator-signed records, all posted at once);
 //! 4. publishes the stream with K rumqttc clients (QoS 1; each device always on the same
-//!    client, so every device's events arrive in seq order). Closed loop: at most W events
+//!    client, so every device's events arrive in seq order). Closed loop: at most W (2,000) events
 //!    may be published and not yet covered by a served checkpoint (the broker acknowledges a
 //!    publish on receipt, so only an end-to-end window keeps its queue, and the latency, bounded).
 //!    `--rate R` publishes open loop at R events/s instead (window unbounded unless given);
@@ -98,6 +102,7 @@ struct Args {
     batch_max_entries: usize,
     batch_max_delay_ms: u64,
     verify_workers: usize,
+    gateway_inflight: u16,
     poll_ms: u64,
     perf: Option<PathBuf>,
     perf_trace: Option<PathBuf>,
@@ -125,6 +130,7 @@ impl Args {
             batch_max_entries: DEFAULT_MAX_ENTRIES,
             batch_max_delay_ms: DEFAULT_MAX_DELAY_MS,
             verify_workers: 0,
+            gateway_inflight: Config::default().mqtt.inflight,
             poll_ms: 5,
             perf: None,
             perf_trace: None,
@@ -165,6 +171,9 @@ impl Args {
                 "--verify-workers" => {
                     a.verify_workers = value().parse().expect("--verify-workers N")
                 }
+                "--gateway-inflight" => {
+                    a.gateway_inflight = value().parse().expect("--gateway-inflight N")
+                }
                 "--poll-ms" => a.poll_ms = value().parse().expect("--poll-ms MS"),
                 "--perf" => a.perf = Some(PathBuf::from(value())),
                 "--perf-trace" => a.perf_trace = Some(PathBuf::from(value())),
@@ -192,7 +201,7 @@ impl Args {
 
     fn window(&self) -> u64 {
         self.window
-            .unwrap_or(if self.rate > 0.0 { u64::MAX } else { 4_000 })
+            .unwrap_or(if self.rate > 0.0 { u64::MAX } else { 2_000 })
     }
 }
 
@@ -661,6 +670,7 @@ fn start_gateway(args: &Args, dir: &Path, mqtt_url: Option<String>) -> Gateway {
     };
     config.mqtt.url = mqtt_url;
     config.mqtt.embedded_port = 0;
+    config.mqtt.inflight = args.gateway_inflight;
     config.mqtt.client_id = format!("prov-gateway-bench-{}", std::process::id());
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.batch.max_entries = args.batch_max_entries;
@@ -772,6 +782,8 @@ struct Sample {
 struct Shared {
     t0: Instant,
     stop: AtomicBool,
+    /// The publishers are disconnecting (their event loops' errors are expected).
+    closing: AtomicBool,
     published: AtomicU64,
     /// Events (leaves beyond the registry records) covered by the served checkpoint.
     covered: AtomicU64,
@@ -874,7 +886,7 @@ fn publish_all(
                         }
                         Ok(_) => {}
                         Err(e) => {
-                            if acks.stop.load(Ordering::Relaxed) {
+                            if acks.closing.load(Ordering::Relaxed) {
                                 return;
                             }
                             acks.mqtt_errors.fetch_add(1, Ordering::Relaxed);
@@ -945,6 +957,7 @@ fn publish_all(
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        shared.closing.store(true, Ordering::Relaxed);
         for c in clients {
             let _ = c.disconnect().await;
         }
@@ -1080,6 +1093,7 @@ fn main() {
     let shared = Arc::new(Shared {
         t0: Instant::now(),
         stop: AtomicBool::new(false),
+        closing: AtomicBool::new(false),
         published: AtomicU64::new(0),
         covered: AtomicU64::new(0),
         checkpoints: Mutex::new(Vec::new()),
@@ -1301,7 +1315,7 @@ fn main() {
         } else {
             args.verify_workers.to_string()
         },
-        Config::default().mqtt.inflight
+        args.gateway_inflight
     );
     let _ = writeln!(res);
     let _ = writeln!(res, "| measure | value |");
