@@ -9,4 +9,5 @@ cargo test --workspace --all-features --locked
 # The in-browser verifier: the core built for wasm32, run over the same vectors in Node.
 scanner-web/build-wasm.sh --locked
 node --test scanner-web/tests/
+scanner-web/run-browser-tests.sh --locked
 .venv/bin/python -m pytest -q tests/python

@@ -9,6 +9,10 @@
 //! | `GET /api/v1/devices` | the registry: every device with key, leaves and receipt seq |
 //! | `GET /api/v1/entries/{i}` | entry `i`, raw bytes |
 //! | `GET /api/v1/proof/{i}` | C2SP tlog-proof of entry `i` against the latest checkpoint |
+//! | `GET /01/{GTIN}/21/{serial}`, `/01/{GTIN}/10/{lot}`, `/00/{SSCC}` | the Digital Link resolver: bundle JSON or the page ([`crate::resolver`]) |
+//! | `GET /api/v1/labels/{digital link path}.png`, `.svg` | a printable QR label ([`crate::labels`]) |
+//! | `GET /`, `GET /scanner/{path}` | the scanner page, its verifier and its `config.json` ([`crate::web`]) |
+//! | `GET /api/v1/events`, `/api/v1/export`, `/api/v1/lineage` | auditor endpoints behind bearer tokens ([`crate::auditor_api`]) |
 //!
 //! Why registry records come in over HTTP and are verified like any other entry: the record
 //! is self-authenticating (signed by an operator key pinned in the configuration), so the
@@ -19,13 +23,13 @@ use std::convert::Infallible;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use base64::Engine as _;
 use prov_ledger::tlog_proof::TlogProof;
 use warp::Filter as _;
 use warp::http::StatusCode;
 use warp::reply::Reply as _;
 
 use crate::pipeline::{Item, RegistryOutcome, Shared, now_ms, receipt_seq};
+use crate::resolver::Resolver;
 
 type Resp = warp::reply::Response;
 
@@ -41,10 +45,12 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Resp {
     warp::reply::with_status(warp::reply::json(value), status).into_response()
 }
 
-/// The routes, over the shared state and the pipeline's input.
+/// The routes, over the shared state, the pipeline's input and the resolver's state.
 pub fn routes(
     shared: Arc<Shared>,
     pipeline: Sender<Item>,
+    resolver: Arc<Resolver>,
+    tokens: Arc<crate::auth::Tokens>,
 ) -> impl warp::Filter<Extract = (Resp,), Error = Infallible> + Clone + Send + Sync + 'static {
     let pipeline = Arc::new(Mutex::new(pipeline));
     let with_shared = {
@@ -64,27 +70,7 @@ pub fn routes(
     let keys = warp::path!("api" / "v1" / "keys")
         .and(warp::get())
         .and(with_shared.clone())
-        .map(|s: Arc<Shared>| {
-            let operators: serde_json::Map<String, serde_json::Value> = s
-                .operators
-                .iter()
-                .map(|(name, key)| {
-                    (
-                        format!("operator:{name}"),
-                        base64::engine::general_purpose::STANDARD
-                            .encode(key.to_sec1_uncompressed())
-                            .into(),
-                    )
-                })
-                .collect();
-            json(
-                StatusCode::OK,
-                &serde_json::json!({
-                    "gateway_key": s.gateway_key.to_string(),
-                    "operator_keys": operators,
-                }),
-            )
-        });
+        .map(|s: Arc<Shared>| json(StatusCode::OK, &crate::web::trust_json(&s)));
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with_shared.clone())
@@ -165,6 +151,10 @@ pub fn routes(
                 Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
             }
         });
+    let page = crate::web::routes(Arc::clone(&shared));
+    let labels = crate::labels::routes(Arc::clone(&resolver));
+    let resolve = crate::resolver::routes(Arc::clone(&shared), resolver);
+    let auditor = crate::auditor_api::routes(Arc::clone(&shared), tokens);
     let registry = warp::path!("api" / "v1" / "registry")
         .and(warp::post())
         .and(warp::body::content_length_limit(64 * 1024))
@@ -217,6 +207,14 @@ pub fn routes(
         .or(proof)
         .unify()
         .or(registry)
+        .unify()
+        .or(labels)
+        .unify()
+        .or(page)
+        .unify()
+        .or(resolve)
+        .unify()
+        .or(auditor)
         .unify()
         .recover(|_rejection: warp::Rejection| async {
             Ok::<_, Infallible>(text(StatusCode::NOT_FOUND, "not found\n".into()))

@@ -3,7 +3,8 @@
 //!
 //! What is indexed (SPEC §4): the device registry (device → key, registration leaf, revocation
 //! leaf), each device's chain (`(device, seq)` → hash, prev, leaf), its highest seq and its
-//! recorded gaps, `BLAKE3(message)` → leaf (idempotency), the product index (canonical Digital
+//! recorded gaps, `BLAKE3(message)` → leaf of registry records (idempotency; an event's copy is
+//! found through its `(device, seq)` link instead, see below), the product index (canonical Digital
 //! Link of every identifier an event names → leaves), the lineage edges — containment
 //! (parent ⇄ child, with action and event time) and transformation (input ⇄ output) in both
 //! directions — and per leaf its kind, device, seq and event time.
@@ -26,10 +27,23 @@
 //! (events under the key registered at that point of the log, registry records under the
 //! trusted operators): an auditor's full replay, about 16,000 entries/s per core with `ring`.
 //!
+//! # What an entry costs (the ingest bench, docs/bench)
+//!
+//! sled 0.34 pays ~10 µs of CPU per key written (a tree descent that materialises the page,
+//! then a delta appended to it), so the key count per event is the index's price: no
+//! `BLAKE3 → leaf` key per event (identical bytes are the same device's same seq, so the chain
+//! key finds a logged copy; this key was also the only one at a random position, touching a
+//! cold page per event), and the rule checks read each device's registry state, head, head
+//! link and gaps from memory ([`Indexes`] keeps them, loaded at open and updated on commit)
+//! instead of sled.
+//!
 //! # Durability and catching up
 //!
 //! [`Staged::commit`] applies the batch and calls `flush()` (sled otherwise syncs only every
-//! 500 ms). The sequencer appends to the log first, then applies the batch here: after a crash
+//! 500 ms); the gateway's live indexing uses [`Indexes::apply_batch_unflushed`] (atomic and
+//! visible at once, durable within 500 ms or at the flush of a graceful stop), since a crash
+//! is repaired from the log anyway. The sequencer appends to the log first (and acknowledges),
+//! then applies the batch here: after a crash
 //! the indexes may lag the log (never lead it) and are caught up on start by re-applying the
 //! entries from [`Indexes::indexed_size`] to the log's size ([`Indexes::catch_up`]). Indexes
 //! *ahead* of the log are refused ([`IndexError::AheadOfLog`]). The `reindex` command is the
@@ -46,7 +60,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use prov_ledger::store::{LogStore, StoreError};
 use prov_schemas::Hash32;
@@ -63,10 +77,16 @@ use crate::verify::{self, ChainVerdict, DeviceState, Entry, EntryRef, Link, LogV
 pub const TREE_NAME: &str = "prov-indexes";
 
 /// The format marker stored in the tree; a different one is refused (rebuild with reindex).
-pub const FORMAT: &str = "prov-indexes-v1";
+/// v2: `BLAKE3 → leaf` only for registry records (v1 also had one per event).
+pub const FORMAT: &str = "prov-indexes-v2";
 
 /// Entries per sled batch in a reindex.
 pub const REINDEX_BATCH: usize = 1000;
+
+/// sled's page cache for [`Indexes::open`] (its default, 1 GiB, let the gateway's RSS grow with
+/// the log: 319 MB after 200,000 events). Lookups that miss it read sled's files through the
+/// OS page cache.
+pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The key spaces (first key byte; 0x00 holds the metadata keys below).
 mod space {
@@ -81,6 +101,8 @@ mod space {
     pub const OUTPUTS: u8 = 0x09;
     pub const INPUTS: u8 = 0x0a;
     pub const LEAF: u8 = 0x0b;
+    pub const LOT_ITEMS: u8 = 0x0c;
+    pub const ITEM_LOTS: u8 = 0x0d;
 }
 
 const KEY_FORMAT: &[u8] = b"\x00format";
@@ -379,6 +401,18 @@ pub struct TransformEdge {
     pub leaf: u64,
 }
 
+/// A lot-membership edge: an item's event declaring its lot (`ilmd` `cbvmda:lotNumber`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LotEdge {
+    /// The other end: the item (for [`Indexes::lot_items`]) or the lot
+    /// ([`Indexes::item_lots`]).
+    pub other: DigitalLink,
+    /// The declaring event's leaf.
+    pub leaf: u64,
+    /// Its `eventTime`, Unix milliseconds.
+    pub event_time_ms: u64,
+}
+
 /// What a leaf holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeafKind {
@@ -490,12 +524,36 @@ pub struct Indexes {
     db: sled::Db,
     tree: sled::Tree,
     writer: Mutex<()>,
+    /// Every device's registry state, head and gaps, mirroring the committed REGISTRY, HEAD
+    /// and GAPS key spaces exactly (see [`DeviceMem`]).
+    devices: RwLock<BTreeMap<DeviceId, DeviceMem>>,
+}
+
+/// A device's per-device index state, kept in memory so that the rule checks of the verify
+/// step and of [`Staged::apply`] do no sled reads on the common path (an event extending its
+/// device's chain).
+///
+/// Invariant: for every device with a REGISTRY, HEAD or GAPS key in the committed tree, the
+/// map holds exactly their values (and the link at the head); a device absent from the map has
+/// none of them. Loaded by a prefix scan at open (a few hundred bytes per device), updated by
+/// [`Staged::commit`] right after the sled batch is applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct DeviceMem {
+    state: Option<DeviceState>,
+    head: Option<(u64, Link)>,
+    gaps: Vec<(u64, u64)>,
 }
 
 impl Indexes {
-    /// Opens (or creates) the indexes in the sled database at `path`.
+    /// Opens (or creates) the indexes in the sled database at `path`, with sled's page cache
+    /// bounded to [`CACHE_BYTES`] and its high-throughput mode (less segment rewriting: the
+    /// indexes' disk use is reported, not bounded, and they can be rebuilt from the log).
     pub fn open(path: impl AsRef<Path>) -> Result<Indexes> {
-        let db = sled::Config::new().path(path.as_ref()).open()?;
+        let db = sled::Config::new()
+            .path(path.as_ref())
+            .cache_capacity(CACHE_BYTES)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
         Indexes::in_db(&db)
     }
 
@@ -521,11 +579,22 @@ impl Indexes {
                 tree.flush()?;
             }
         }
+        let devices = RwLock::new(load_devices(&tree)?);
         Ok(Indexes {
             db: db.clone(),
             tree,
             writer: Mutex::new(()),
+            devices,
         })
+    }
+
+    /// The cached per-device state (`None`: the device has no registry, head or gap key).
+    fn device_mem(&self, device: &DeviceId) -> Option<DeviceMem> {
+        self.devices
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(device)
+            .cloned()
     }
 
     /// The number of log entries indexed: the next leaf to apply.
@@ -542,6 +611,7 @@ impl Indexes {
             indexes: self,
             _guard: guard,
             writes: BTreeMap::new(),
+            mem: BTreeMap::new(),
             next,
         })
     }
@@ -558,11 +628,32 @@ impl Indexes {
         first_leaf: u64,
         entries: I,
     ) -> Result<()> {
+        self.apply_batch_unflushed(first_leaf, entries)?;
+        self.flush()
+    }
+
+    /// [`Indexes::apply_batch`] without the flush: the batch is applied atomically and visible
+    /// at once, and sled makes it durable within its `flush_every_ms` (500 ms) or at the next
+    /// [`Indexes::flush`]. For the gateway's live indexing, where a crash that loses it is
+    /// repaired from the log by [`Indexes::catch_up`] at the next start (sled recovers a
+    /// prefix of the applied batches, so the indexes still never lead the log), and an fsync
+    /// per batch bought nothing.
+    pub fn apply_batch_unflushed<'e, I: IntoIterator<Item = EntryRef<'e>>>(
+        &self,
+        first_leaf: u64,
+        entries: I,
+    ) -> Result<()> {
         let mut staged = self.begin()?;
         for (leaf, entry) in (first_leaf..).zip(entries) {
             staged.apply(leaf, entry)?;
         }
-        staged.commit()
+        staged.apply_unflushed()
+    }
+
+    /// Makes every applied batch durable (`fsync`).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
     }
 
     /// A reindexer continuing from [`Indexes::indexed_size`] (parse-only checks; see
@@ -723,6 +814,31 @@ impl Indexes {
         self.transformation(space::INPUTS, output)
     }
 
+    /// The items whose events declare `lot` as their lot (`ilmd` `cbvmda:lotNumber`).
+    pub fn lot_items(&self, lot: &DigitalLink) -> Result<Vec<LotEdge>> {
+        self.lot_edges(space::LOT_ITEMS, lot)
+    }
+
+    /// The lots `item`'s events declare.
+    pub fn item_lots(&self, item: &DigitalLink) -> Result<Vec<LotEdge>> {
+        self.lot_edges(space::ITEM_LOTS, item)
+    }
+
+    fn lot_edges(&self, space: u8, from: &DigitalLink) -> Result<Vec<LotEdge>> {
+        self.edges(space, from)?
+            .into_iter()
+            .map(|(other, leaf, v)| {
+                let event_time_ms =
+                    u64_at(&v, 0).ok_or_else(|| corrupt(&leaf_key(leaf), "lot edge value"))?;
+                Ok(LotEdge {
+                    other,
+                    leaf,
+                    event_time_ms,
+                })
+            })
+            .collect()
+    }
+
     /// What the entry at `leaf` is (kind, device, seq, event time).
     pub fn leaf_info(&self, leaf: u64) -> Result<Option<LeafInfo>> {
         let k = leaf_key(leaf);
@@ -770,9 +886,66 @@ impl Indexes {
     }
 }
 
+/// Reads the REGISTRY, HEAD (with the link at each head) and GAPS key spaces into memory.
+fn load_devices(tree: &sled::Tree) -> Result<BTreeMap<DeviceId, DeviceMem>> {
+    let mut out: BTreeMap<DeviceId, DeviceMem> = BTreeMap::new();
+    let device_of = |k: &[u8]| {
+        DeviceId::from_bytes(k.get(1..).unwrap_or_default()).map_err(|_| corrupt(k, "device id"))
+    };
+    for kv in tree.scan_prefix([space::REGISTRY]) {
+        let (k, v) = kv?;
+        out.entry(device_of(&k)?).or_default().state = Some(decode_state(&k, &v)?);
+    }
+    for kv in tree.scan_prefix([space::HEAD]) {
+        let (k, v) = kv?;
+        let device = device_of(&k)?;
+        let seq = decode_u64(&k, &v)?;
+        let link_key = chain_key(&device, seq);
+        let link = match tree.get(&link_key)? {
+            Some(l) => decode_link(&link_key, &l)?,
+            None => return Err(corrupt(&k, "no chain entry at the head seq")),
+        };
+        out.entry(device).or_default().head = Some((seq, link));
+    }
+    for kv in tree.scan_prefix([space::GAPS]) {
+        let (k, v) = kv?;
+        out.entry(device_of(&k)?).or_default().gaps = decode_gaps(&k, &v)?;
+    }
+    Ok(out)
+}
+
 impl Read for Indexes {
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn state_of(&self, device: &DeviceId) -> Result<Option<DeviceState>> {
+        Ok(self.device_mem(device).and_then(|m| m.state))
+    }
+
+    fn head_of(&self, device: &DeviceId) -> Result<Option<u64>> {
+        Ok(self
+            .device_mem(device)
+            .and_then(|m| m.head)
+            .map(|(seq, _)| seq))
+    }
+
+    fn gaps_of(&self, device: &DeviceId) -> Result<Vec<(u64, u64)>> {
+        Ok(self.device_mem(device).map(|m| m.gaps).unwrap_or_default())
+    }
+
+    /// From memory when `seq` is at or above the head (the common case: nothing logged above
+    /// the head, the head's link cached); from sled below it.
+    fn link_of(&self, device: &DeviceId, seq: u64) -> Result<Option<Link>> {
+        match self.device_mem(device).and_then(|m| m.head) {
+            None => Ok(None),
+            Some((head, _)) if seq > head => Ok(None),
+            Some((head, link)) if seq == head => Ok(Some(link)),
+            Some(_) => {
+                let k = chain_key(device, seq);
+                self.read(&k)?.map(|v| decode_link(&k, &v)).transpose()
+            }
+        }
     }
 }
 
@@ -803,6 +976,9 @@ pub struct Staged<'a> {
     indexes: &'a Indexes,
     _guard: MutexGuard<'a, ()>,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The per-device state of every device this batch touched, as it will be once committed
+    /// (merged into [`Indexes`]' cache by [`Staged::commit`]).
+    mem: BTreeMap<DeviceId, DeviceMem>,
     next: u64,
 }
 
@@ -820,6 +996,38 @@ impl Read for Staged<'_> {
         match self.writes.get(key) {
             Some(v) => Ok(v.clone()),
             None => self.indexes.read(key),
+        }
+    }
+
+    fn state_of(&self, device: &DeviceId) -> Result<Option<DeviceState>> {
+        match self.mem.get(device) {
+            Some(m) => Ok(m.state),
+            None => self.indexes.state_of(device),
+        }
+    }
+
+    fn head_of(&self, device: &DeviceId) -> Result<Option<u64>> {
+        match self.mem.get(device) {
+            Some(m) => Ok(m.head.map(|(seq, _)| seq)),
+            None => self.indexes.head_of(device),
+        }
+    }
+
+    fn gaps_of(&self, device: &DeviceId) -> Result<Vec<(u64, u64)>> {
+        match self.mem.get(device) {
+            Some(m) => Ok(m.gaps.clone()),
+            None => self.indexes.gaps_of(device),
+        }
+    }
+
+    /// This batch's links first; then the committed ones (whose head fast path stays right:
+    /// every link this batch adds is in `writes`).
+    fn link_of(&self, device: &DeviceId, seq: u64) -> Result<Option<Link>> {
+        let k = chain_key(device, seq);
+        match self.writes.get(&k) {
+            Some(Some(v)) => decode_link(&k, v).map(Some),
+            Some(None) => Ok(None),
+            None => self.indexes.link_of(device, seq),
         }
     }
 }
@@ -854,6 +1062,15 @@ impl Staged<'_> {
         self.writes.insert(key, None);
     }
 
+    /// The device's cached state for this batch to change (copied from the committed cache on
+    /// first touch).
+    fn mem_mut(&mut self, device: &DeviceId) -> &mut DeviceMem {
+        let indexes = self.indexes;
+        self.mem
+            .entry(*device)
+            .or_insert_with(|| indexes.device_mem(device).unwrap_or_default())
+    }
+
     /// Applies the entry at `leaf` (which must be [`Staged::next_leaf`]) after re-checking it
     /// against the rules of SPEC §4 given everything before it.
     pub fn apply(&mut self, leaf: u64, entry: EntryRef<'_>) -> Result<()> {
@@ -865,13 +1082,10 @@ impl Staged<'_> {
         }
         let inconsistent = |reason: String| IndexError::Inconsistent { leaf, reason };
         let hash = entry.hash();
-        if let Some(at) = self.leaf_of_hash(&hash)? {
-            return Err(inconsistent(format!(
-                "the same message is already logged at leaf {at}"
-            )));
-        }
         let info = match entry {
             EntryRef::Event { event, .. } => {
+                // No BLAKE3 lookup for an event: a logged copy of the same bytes would be the
+                // same device's same seq, which `chain_verdict` finds (and refuses) in the chain.
                 self.apply_event(leaf, hash, event)?;
                 LeafInfo {
                     kind: LeafKind::Event,
@@ -881,6 +1095,11 @@ impl Staged<'_> {
                 }
             }
             EntryRef::Registry { record, .. } => {
+                if let Some(at) = self.leaf_of_hash(&hash)? {
+                    return Err(inconsistent(format!(
+                        "the same message is already logged at leaf {at}"
+                    )));
+                }
                 if let Err((code, detail)) = verify::registry_verdict(self, record)? {
                     return Err(inconsistent(format!("{code}: {detail}")));
                 }
@@ -903,6 +1122,7 @@ impl Staged<'_> {
                     }
                 };
                 self.put(device_key(space::REGISTRY, &device), encode_state(&state));
+                self.mem_mut(&device).state = Some(state);
                 LeafInfo {
                     kind,
                     device,
@@ -911,7 +1131,9 @@ impl Staged<'_> {
                 }
             }
         };
-        self.put(hash_key(&hash), leaf.to_be_bytes().to_vec());
+        if info.kind != LeafKind::Event {
+            self.put(hash_key(&hash), leaf.to_be_bytes().to_vec());
+        }
         self.put(leaf_key(leaf), encode_leaf_info(&info));
         self.next += 1;
         Ok(())
@@ -931,6 +1153,7 @@ impl Staged<'_> {
                     gaps.push((from, to));
                     gaps.sort_unstable();
                     self.put(device_key(space::GAPS, &device), encode_gaps(&gaps));
+                    self.mem_mut(&device).gaps = gaps;
                 }
                 if fills_gap {
                     self.fill_gap(leaf, &device, event.seq)?;
@@ -938,19 +1161,18 @@ impl Staged<'_> {
             }
             other => return Err(inconsistent(describe(&device, event.seq, &other))),
         }
-        self.put(
-            chain_key(&device, event.seq),
-            encode_link(&Link {
-                hash,
-                prev: event.prev,
-                leaf,
-            }),
-        );
+        let link = Link {
+            hash,
+            prev: event.prev,
+            leaf,
+        };
+        self.put(chain_key(&device, event.seq), encode_link(&link));
         if self.head_of(&device)?.is_none_or(|h| event.seq > h) {
             self.put(
                 device_key(space::HEAD, &device),
                 event.seq.to_be_bytes().to_vec(),
             );
+            self.mem_mut(&device).head = Some((event.seq, link));
         }
         for id in event.identifiers() {
             self.put(product_key(&id.canonical(), leaf), Vec::new());
@@ -970,6 +1192,12 @@ impl Staged<'_> {
             let (input, output) = (input.canonical(), output.canonical());
             self.put(edge_key(space::OUTPUTS, &input, &output, leaf), Vec::new());
             self.put(edge_key(space::INPUTS, &output, &input, leaf), Vec::new());
+        }
+        for (item, lot) in event.declared_lots() {
+            let (item, lot) = (item.canonical(), lot.canonical());
+            let value = time.to_be_bytes().to_vec();
+            self.put(edge_key(space::LOT_ITEMS, &lot, &item, leaf), value.clone());
+            self.put(edge_key(space::ITEM_LOTS, &item, &lot, leaf), value);
         }
         Ok(())
     }
@@ -1002,12 +1230,21 @@ impl Staged<'_> {
         } else {
             self.put(key, encode_gaps(&gaps));
         }
+        self.mem_mut(device).gaps = gaps;
         Ok(())
     }
 
     /// Applies the staged writes and the new `indexed_size` as one atomic sled batch, then
     /// flushes (fsync) before returning.
     pub fn commit(self) -> Result<()> {
+        let indexes = self.indexes;
+        self.apply_unflushed()?;
+        indexes.flush()
+    }
+
+    /// Applies the staged writes and the new `indexed_size` as one atomic sled batch, without
+    /// waiting for it to be durable.
+    fn apply_unflushed(self) -> Result<()> {
         let mut batch = sled::Batch::default();
         for (k, v) in self.writes {
             match v {
@@ -1017,7 +1254,12 @@ impl Staged<'_> {
         }
         batch.insert(KEY_INDEXED_SIZE, &self.next.to_be_bytes());
         self.indexes.tree.apply_batch(batch)?;
-        self.indexes.db.flush()?;
+        // The cache follows the committed tree (this batch's writer guard is still held).
+        self.indexes
+            .devices
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(self.mem);
         Ok(())
     }
 }

@@ -7,6 +7,17 @@
 //!   `prov device revoke --id ID`, `prov device list`: registry records signed with the
 //!   operator key and posted to the gateway, which logs them like any entry.
 //! - `prov reindex --data-dir D [--out D2]`: rebuilds the sled indexes from the log.
+//! - `prov demo [--http ADDR] [--data-dir D] [--seed N] [--run-tag T] [--products N]
+//!   [--rate R]`: gateway, embedded broker, simulated line and scanner page in one command
+//!   (`prov_gateway::demo`); prints product page URLs until SIGINT/SIGTERM.
+//! - `prov lineage back|forward ID [--depth N] [--from T] [--to T] --token T`: a lineage
+//!   trace from the gateway's auditor API, as JSON (graph, events, proofs).
+//! - `prov token create --name N --scope auditor|operator|consumer`, `prov token revoke --name
+//!   N`, `prov token list`: bearer tokens of the auditor endpoints (`prov_gateway::auth`).
+//! - `prov witness init|run`, `prov export`, `prov verify`: the C2SP witness and the offline
+//!   audit (issue 6; arguments and output in `cli_audit`).
+
+mod cli_audit;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -70,6 +81,71 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// A C2SP tlog-witness: cosigns the checkpoints of the logs it knows.
+    Witness {
+        #[command(subcommand)]
+        command: cli_audit::WitnessCommand,
+    },
+    /// Write a self-contained audit archive of a (stopped) gateway's log.
+    Export(cli_audit::ExportArgs),
+    /// Verify an audit archive offline (chain, proofs, roots, signatures, device chains).
+    Verify(cli_audit::VerifyArgs),
+    /// Gateway, embedded broker, a simulated packaging line and the scanner page, in one
+    /// command: prints product page URLs as products are made, until SIGINT/SIGTERM.
+    Demo(DemoArgs),
+    /// Trace a product's lineage through a gateway's auditor API: `back` (containers, lots,
+    /// inputs) or `forward` (what it was made into, the items of a lot, where they went).
+    Lineage(LineageArgs),
+    /// Access tokens for the auditor endpoints (stored hashed in the data directory).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct LineageArgs {
+    /// `back` or `forward`.
+    #[arg(value_parser = ["back", "forward"])]
+    direction: String,
+    /// The product, lot, case or pallet: a GS1 Digital Link in any form.
+    id: String,
+    /// Hops to follow (1–16).
+    #[arg(long, default_value_t = 3)]
+    depth: u32,
+    /// Only edges from this time (`YYYY-MM-DDTHH:MM:SS[.sss]Z`).
+    #[arg(long)]
+    from: Option<String>,
+    /// Only edges before this time.
+    #[arg(long)]
+    to: Option<String>,
+    /// The gateway's base URL (default: from the configuration's listen address).
+    #[arg(long)]
+    gateway: Option<String>,
+    /// An auditor token (`prov token create --scope auditor`).
+    #[arg(long, env = "PROV_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Create a token; prints it once (only its hash is kept).
+    Create {
+        /// A name to revoke it by.
+        #[arg(long)]
+        name: String,
+        /// consumer, auditor or operator.
+        #[arg(long)]
+        scope: String,
+    },
+    /// Revoke a token (takes effect at once on a running gateway).
+    Revoke {
+        /// Its name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List the tokens (names, scopes, revoked; never secrets).
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -136,7 +212,85 @@ fn main() -> Result<()> {
             device(&config, command)
         }
         Command::Reindex { data_dir, out } => reindex(&data_dir, out.as_deref()),
+        Command::Witness { command } => cli_audit::witness(command),
+        Command::Export(args) => cli_audit::export(cli.config.as_deref(), &args),
+        Command::Verify(args) => cli_audit::verify(&args),
+        Command::Demo(args) => demo(args),
+        Command::Lineage(args) => {
+            let config = Config::load(cli.config.as_deref())?;
+            lineage(&config, args)
+        }
+        Command::Token { command } => {
+            let config = Config::load(cli.config.as_deref())?;
+            token(&config, command)
+        }
     }
+}
+
+fn lineage(config: &Config, args: LineageArgs) -> Result<()> {
+    let enc = |v: &str| -> String {
+        v.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    let mut path = format!(
+        "/api/v1/lineage?direction={}&id={}&depth={}",
+        args.direction,
+        enc(&args.id),
+        args.depth
+    );
+    for (k, v) in [("from", &args.from), ("to", &args.to)] {
+        if let Some(v) = v {
+            path.push_str(&format!("&{k}={}", enc(v)));
+        }
+    }
+    let base = gateway_url(config, args.gateway);
+    let auth = format!("Authorization: Bearer {}\r\n", args.token);
+    let (status, body) = http_request_with(&base, "GET", &path, &[], &auth)?;
+    let text = String::from_utf8_lossy(&body);
+    if status != 200 {
+        bail!("gateway answered {status}: {}", text.trim());
+    }
+    println!("{text}");
+    Ok(())
+}
+
+fn token(config: &Config, command: TokenCommand) -> Result<()> {
+    let tokens = prov_gateway::auth::Tokens::open(&config.data_dir);
+    match command {
+        TokenCommand::Create { name, scope } => {
+            let scope = prov_gateway::auth::Scope::parse(&scope)?;
+            let secret = tokens.create(&name, scope)?;
+            println!("{secret}");
+            eprintln!(
+                "token {name:?} ({}) created; it is shown only now. Use it as \
+                 `Authorization: Bearer <token>`.",
+                scope.as_str()
+            );
+        }
+        TokenCommand::Revoke { name } => {
+            tokens.revoke(&name)?;
+            eprintln!("token {name:?} revoked");
+        }
+        TokenCommand::List => {
+            for r in tokens.list()? {
+                let state = if r.revoked { "revoked" } else { "active" };
+                println!(
+                    "{}\t{}\t{state}\tcreated {}",
+                    r.name,
+                    r.scope.as_str(),
+                    r.created
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn init(data_dir: &Path, origin: &str, operator: &str, site: Option<String>) -> Result<()> {
@@ -294,6 +448,17 @@ fn post_record(config: &Config, url: &str, record: &RegistryRecord) -> Result<()
 
 /// A minimal HTTP/1.1 client (one request per connection) for the `device` commands.
 fn http_request(base: &str, method: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
+    http_request_with(base, method, path, body, "")
+}
+
+/// As [`http_request`], with extra header lines (each ending in `\r\n`).
+fn http_request_with(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    headers: &str,
+) -> Result<(u16, Vec<u8>)> {
     let host = base
         .strip_prefix("http://")
         .context("only http:// gateway URLs are supported")?
@@ -301,7 +466,7 @@ fn http_request(base: &str, method: &str, path: &str, body: &[u8]) -> Result<(u1
     let mut stream = TcpStream::connect(host).with_context(|| format!("connecting to {host}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/cose\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/cose\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;
@@ -369,4 +534,63 @@ fn reindex(data_dir: &Path, out: Option<&Path>) -> Result<()> {
     println!("indexed {n} entries into {}", target.display());
     println!("digest {}", indexes.digest()?);
     Ok(())
+}
+
+/// `prov demo`'s options (`prov_gateway::demo`).
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// HTTP listen address (if the port is taken, a free one is used).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: std::net::SocketAddr,
+    /// Data directory (default: a fresh temporary directory, removed at the end).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Simulator seed (script and device keys).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Simulator run tag, part of every serial (1 to 6 of [0-9A-Z]).
+    #[arg(long, default_value = "DEMO")]
+    run_tag: String,
+    /// How many product page URLs to print (the line keeps producing after).
+    #[arg(long, default_value_t = 3)]
+    products: usize,
+    /// Events per second of the simulated line.
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+}
+
+/// `prov demo`: gateway, embedded broker, simulated line and page until SIGINT/SIGTERM.
+fn demo(args: DemoArgs) -> Result<()> {
+    let options = prov_gateway::demo::DemoOptions {
+        http: args.http,
+        data_dir: args.data_dir,
+        seed: args.seed,
+        run_tag: args.run_tag,
+        products: args.products,
+        rate: args.rate,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let shutdown = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!("SIGTERM handler: {e}");
+                        let _ = tokio::signal::ctrl_c().await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("signal received: shutting down");
+        };
+        prov_gateway::demo::run(options, shutdown).await
+    })?;
+    // rumqttd's threads cannot be stopped: leave without waiting for them.
+    std::process::exit(0);
 }

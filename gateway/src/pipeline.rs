@@ -1,19 +1,24 @@
-//! The pipeline: batch → verify → quarantine → sequence → index → acknowledge → receipts and
-//! reject lines → publish (integrate, sign, chain block).
+//! The pipeline: batch → verify → quarantine → sequence → acknowledge → reject lines → publish
+//! (integrate, sign, chain block) → index (in the background) → receipts.
 //!
 //! Why this order (SPEC §3, §5, and the store's durability contract in
 //! `prov_ledger::store`): a message is acknowledged to the broker only once it, or its
 //! rejection, is durable: rejections are `fdatasync`ed into the quarantine and accepted entries
 //! by [`LogStore::sequence`] before any PUBACK leaves. Receipts say "every seq up to N is
-//! stored", which is true as soon as the entries are sequenced. The checkpoint comes last and
+//! stored", which is true as soon as the entries are sequenced (they are sent once the batch
+//! is also indexed, because they are computed from the indexes). The checkpoint comes last and
 //! is signed only by [`publish`], whose compare-and-swap against the durable chain means that a
 //! crash anywhere in this loop can never lead to two different roots being signed for one size.
 //!
-//! The pipeline runs on one dedicated thread that owns every writer (log, chain, quarantine,
-//! index batches). It receives work through an unbounded channel: the MQTT poll task must never
-//! block (FIELD-NOTES), and the broker's in-flight window bounds what can be outstanding. HTTP
-//! readers share the log through an `RwLock` (held for writing only during `sequence` and
-//! `publish`) and the sled indexes, which are safe for concurrent reads.
+//! The pipeline runs on one dedicated thread that owns every writer (log, chain, quarantine);
+//! the sled index batch of batch *n* is applied on a `prov-indexer` thread while the pipeline
+//! verifies batch *n + 1* (on its verify workers) against the indexes plus batch *n*'s entries
+//! in memory (an [`Overlay`]), so the two cores are busy at once and index writes are off the
+//! path to the PUBACK. It receives work through an unbounded channel: the MQTT poll task must
+//! never block (FIELD-NOTES), and the broker's in-flight window bounds what can be outstanding.
+//! HTTP readers share the log through an `RwLock` (held for writing only during `sequence` and
+//! `publish`) and the sled indexes, which are safe for concurrent reads and never lead the log
+//! (see [`Pipeline::process`] for the durability contract of each step).
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -32,8 +37,8 @@ use crate::index::{IndexError, Indexes};
 use crate::metrics::Metrics;
 use crate::quarantine::{Quarantine, QuarantineError};
 use crate::verify::{
-    Decision, Incoming, LogView, RejectCode, Rejection, Verifier, parse_event_topic,
-    receipts_topic, rejects_topic,
+    Decision, Entry, Incoming, LogView, MemoryView, Overlay, RejectCode, Rejection, Verifier,
+    parse_event_topic, receipts_topic, rejects_topic,
 };
 
 /// A pipeline failure. The pipeline stops on any of these without acknowledging the batch, so
@@ -60,6 +65,12 @@ pub enum PipelineError {
         /// What the batch was verified against.
         verified: u64,
     },
+    /// The indexing thread is gone (it panicked).
+    #[error("the indexing thread is gone")]
+    IndexerPanicked,
+    /// The indexing thread could not be started.
+    #[error("starting the indexing thread: {0}")]
+    Spawn(std::io::Error),
     /// A data directory could not be created.
     #[error("creating {path}: {source}")]
     Dir {
@@ -171,13 +182,95 @@ pub struct Pipeline {
     signer: NoteSigner,
     verifier: Verifier,
     batch: BatchConfig,
+    /// The last batch, sequenced and acknowledged, whose index writes may still be running.
+    pending: Option<PendingIndex>,
+    indexer: Indexer,
 }
+
+/// A sequenced batch being applied to the indexes on the `prov-indexer` thread.
+struct PendingIndex {
+    /// What its accepted entries change, for verifying the next batch meanwhile.
+    delta: MemoryView,
+    /// The devices whose receipts are due once it is indexed.
+    receipts: Receipts,
+}
+
+/// The `prov-indexer` thread: applies one sequenced batch at a time to the sled indexes (one
+/// atomic sled batch, not flushed: sled syncs every 500 ms, a graceful stop flushes, and a
+/// crash is repaired from the log at the next start) and reports the result. It stops when the
+/// pipeline is dropped, and the drop waits for it: once a `Pipeline` is gone, nothing of it
+/// holds the log or the indexes any more (a restart in the same process can open them at once).
+struct Indexer {
+    jobs: Option<std::sync::mpsc::Sender<(u64, Vec<Entry>)>>,
+    done: Receiver<Result<(), IndexError>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        // Closing the job channel ends the thread's loop after the batch in hand.
+        self.jobs.take();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the indexer thread panicked");
+        }
+    }
+}
+
+impl Indexer {
+    fn start(shared: Arc<Shared>) -> Result<Indexer, PipelineError> {
+        let (jobs, job_rx) = std::sync::mpsc::channel::<(u64, Vec<Entry>)>();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(String::from("prov-indexer"))
+            .spawn(move || {
+                for (first_leaf, entries) in job_rx {
+                    let result = if entries.is_empty() {
+                        Ok(())
+                    } else {
+                        shared
+                            .indexes
+                            .apply_batch_unflushed(first_leaf, entries.iter().map(Entry::as_ref))
+                    };
+                    if done_tx.send(result).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(PipelineError::Spawn)?;
+        Ok(Indexer {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+        })
+    }
+
+    fn submit(&self, first_leaf: u64, entries: Vec<Entry>) -> Result<(), PipelineError> {
+        self.jobs
+            .as_ref()
+            .ok_or(PipelineError::IndexerPanicked)?
+            .send((first_leaf, entries))
+            .map_err(|_| PipelineError::IndexerPanicked)
+    }
+
+    fn wait(&self) -> Result<(), PipelineError> {
+        self.done
+            .recv()
+            .map_err(|_| PipelineError::IndexerPanicked)??;
+        Ok(())
+    }
+}
+
+/// Groups of receipts owed, by `(site, device)`.
+type Receipts = BTreeMap<(String, DeviceId), ()>;
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
             .field("chain_len", &self.chain.len())
             .field("batch", &self.batch)
+            .field("indexing", &self.pending.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -248,6 +341,7 @@ impl Pipeline {
             gateway_key,
             operators,
         });
+        let indexer = Indexer::start(Arc::clone(&shared))?;
         Ok(Pipeline {
             shared,
             chain,
@@ -258,6 +352,8 @@ impl Pipeline {
                 max_entries: config.batch.max_entries.max(1),
                 max_delay_ms: config.batch.max_delay_ms,
             },
+            pending: None,
+            indexer,
         })
     }
 
@@ -271,11 +367,19 @@ impl Pipeline {
     pub fn run(mut self, rx: &Receiver<Item>, outbox: &dyn Outbox) -> Result<(), PipelineError> {
         let delay = Duration::from_millis(self.batch.max_delay_ms);
         loop {
-            let Ok(first) = rx.recv() else {
-                return Ok(());
+            // Idle: finish the indexing in flight (its receipts go out) before waiting.
+            let first = match rx.try_recv() {
+                Ok(item) => Ok(item),
+                Err(_) => {
+                    self.settle(outbox)?;
+                    rx.recv()
+                }
+            };
+            let Ok(first) = first else {
+                return self.finish(outbox);
             };
             if matches!(first, Item::Stop) {
-                return Ok(());
+                return self.finish(outbox);
             }
             let deadline = Instant::now() + delay;
             let mut batch = vec![first];
@@ -293,12 +397,33 @@ impl Pipeline {
             }
             self.process(batch, outbox)?;
             if stop {
-                return Ok(());
+                return self.finish(outbox);
             }
         }
     }
 
-    /// Processes one batch end to end.
+    /// Processes one batch: verify, quarantine, sequence, acknowledge, reject lines, publish
+    /// the checkpoint, then hand the accepted entries to the indexing thread. Returns while
+    /// they may still be being indexed: the next call (or [`Pipeline::settle`]) waits for
+    /// that, then sends this batch's receipts.
+    ///
+    /// Durability contract, step by step:
+    /// 1. verify (no I/O) against the indexes plus the previous batch's entries (which are in
+    ///    the log but maybe not yet indexed: an [`Overlay`] answers for them);
+    /// 2. the previous batch's indexing is joined and its receipts are sent (a receipt says
+    ///    "stored", which held since its `sequence`; waiting for the index only makes the
+    ///    gap/head state it is computed from current);
+    /// 3. rejections are appended to the quarantine and `fdatasync`ed;
+    /// 4. accepted entries are appended to the log and `fdatasync`ed (`sequence`);
+    /// 5. only now PUBACKs (and reject lines) leave: everything acknowledged is durable;
+    /// 6. integrate, sign and chain (`publish`: tree hashes and chain block `fdatasync`ed
+    ///    before the checkpoint is served);
+    /// 7. the entries are applied to the sled indexes on the `prov-indexer` thread, overlapping
+    ///    the next batch's verification. Indexes are derived: a crash before their commit
+    ///    leaves them behind the log, and [`Pipeline::open`] catches them up from the log.
+    ///    They never lead the log, so an HTTP reader never finds an index entry whose leaf is
+    ///    not in the log. A batch with a registry record waits for its indexing before the
+    ///    HTTP reply, so `device list` right after `device add` sees the device.
     pub fn process(&mut self, batch: Vec<Item>, outbox: &dyn Outbox) -> Result<(), PipelineError> {
         use std::sync::atomic::Ordering::Relaxed;
         let oldest_ms = batch
@@ -340,9 +465,21 @@ impl Pipeline {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .size();
-        let decisions = self
-            .verifier
-            .verify_batch(&shared.indexes, next_leaf, &incoming)?;
+        let (decisions, delta) = match self.pending.as_mut() {
+            Some(pending) => {
+                let view = Overlay::with_delta(
+                    &shared.indexes,
+                    std::mem::take(&mut pending.delta),
+                    next_leaf,
+                );
+                self.verifier
+                    .verify_batch_delta(&view, next_leaf, &incoming)?
+            }
+            None => self
+                .verifier
+                .verify_batch_delta(&shared.indexes, next_leaf, &incoming)?,
+        };
+        self.settle(outbox)?;
 
         // Rejections: durable in the quarantine before anything is acknowledged.
         let topics: Vec<&str> = batch
@@ -366,9 +503,8 @@ impl Pipeline {
             self.quarantine.append_batch(&rejected)?;
         }
 
-        // Accepted entries: sequenced durably, then indexed.
+        // Accepted entries: sequenced durably (indexed after the acknowledgements).
         let accepted: Vec<_> = decisions.iter().filter_map(Decision::accepted).collect();
-        let mut leaves = Vec::with_capacity(decisions.len());
         if !accepted.is_empty() {
             let messages: Vec<&[u8]> = accepted.iter().map(|a| a.entry.message()).collect();
             let first = shared
@@ -382,10 +518,8 @@ impl Pipeline {
                     verified: next_leaf,
                 });
             }
-            shared
-                .indexes
-                .apply_batch(first, accepted.iter().map(|a| a.entry.as_ref()))?;
         }
+        let mut leaves = Vec::with_capacity(decisions.len());
         let mut leaf = next_leaf;
         for d in &decisions {
             leaves.push(match d {
@@ -399,7 +533,7 @@ impl Pipeline {
         }
 
         // Everything of the batch is durable: acknowledge, then tell the devices.
-        let mut receipts: BTreeMap<(String, DeviceId), ()> = BTreeMap::new();
+        let mut receipts: Receipts = BTreeMap::new();
         let mut lines: Vec<(String, String)> = Vec::new();
         let mut replies = Vec::new();
         let mut decisions_iter = decisions.iter().zip(&leaves);
@@ -454,12 +588,6 @@ impl Pipeline {
                 Item::Stop => {}
             }
         }
-        for ((site, device), ()) in receipts {
-            let seq = receipt_seq(&shared.indexes, &device)?;
-            if seq > 0 {
-                outbox.send(receipts_topic(&site, &device), seq.to_string().into_bytes());
-            }
-        }
         for (topic, line) in lines {
             outbox.send(topic, line.into_bytes());
         }
@@ -487,8 +615,47 @@ impl Pipeline {
         shared
             .metrics
             .observe_latency(Duration::from_millis(elapsed_ms).as_secs_f64());
+
+        // Index the entries in the background; receipts once they are indexed.
+        let entries: Vec<Entry> = decisions
+            .into_iter()
+            .filter_map(|d| match d {
+                Decision::Accept(a) => Some(a.entry),
+                _ => None,
+            })
+            .collect();
+        self.indexer.submit(next_leaf, entries)?;
+        self.pending = Some(PendingIndex { delta, receipts });
+        if !replies.is_empty() {
+            self.settle(outbox)?;
+        }
         for (reply, outcome) in replies {
             let _ = reply.send(outcome);
+        }
+        Ok(())
+    }
+
+    /// The end of a graceful run: the indexing in flight is finished and the indexes are
+    /// flushed, so the next start has nothing to catch up.
+    fn finish(&mut self, outbox: &dyn Outbox) -> Result<(), PipelineError> {
+        self.settle(outbox)?;
+        self.shared.indexes.flush()?;
+        Ok(())
+    }
+
+    /// Waits for the indexing in flight, if any, then sends its batch's receipts (computed
+    /// from the indexes, now current). A failed index commit stops the pipeline: the entries
+    /// are in the log, so the next start catches the indexes up (or reports why not).
+    pub fn settle(&mut self, outbox: &dyn Outbox) -> Result<(), PipelineError> {
+        let Some(pending) = self.pending.take() else {
+            return Ok(());
+        };
+        self.indexer.wait()?;
+        for ((site, device), ()) in pending.receipts {
+            let seq = receipt_seq(&self.shared.indexes, &device)?;
+            if seq > 0 {
+                outbox.send(receipts_topic(&site, &device), seq.to_string().into_bytes());
+            }
         }
         Ok(())
     }

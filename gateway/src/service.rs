@@ -164,7 +164,10 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         source,
     })?;
     let (http_stop_tx, http_stop_rx) = oneshot::channel::<()>();
-    let routes = crate::http::routes(Arc::clone(&shared), tx.clone());
+    let resolver = crate::resolver::Resolver::open(&config, http_addr)
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let tokens = Arc::new(crate::auth::Tokens::open(&config.data_dir));
+    let routes = crate::http::routes(Arc::clone(&shared), tx.clone(), Arc::new(resolver), tokens);
     let http_task = tokio::spawn(
         warp::serve(routes)
             .incoming(listener)

@@ -19,14 +19,22 @@
 //!    (`topic-mismatch`);
 //! 3. the exact COSE_Sign1 envelope of SPEC §2 (`bad-cose`), with low S (`high-s`);
 //! 4. the kid is a device id equal to the topic's device id (`topic-mismatch`);
-//! 5. `BLAKE3(message)` already logged: [`Decision::Duplicate`] with its leaf (idempotent; no
-//!    signature check needed: the same bytes were verified when logged);
-//! 6. the device is registered (`unknown-device`) and not revoked (`revoked-device`);
-//! 7. the payload is deterministic CBOR of a valid event (`bad-cbor`), its `prov:device` equals
+//! 5. the device is registered (`unknown-device`) and not revoked (`revoked-device`) — unless
+//!    `BLAKE3(message)` is already logged: a copy logged before a revocation stays a
+//!    [`Decision::Duplicate`];
+//! 6. the payload is deterministic CBOR of a valid event (`bad-cbor`), its `prov:device` equals
 //!    the kid (`kid-mismatch`), and the ES256 signature verifies under the registered key
 //!    (`bad-signature`);
-//! 8. the chain ([`chain_verdict`]): `equivocation`, `broken-chain`, `replay`, or accepted
-//!    (possibly opening a gap, or filling one).
+//! 7. the chain ([`chain_verdict`]): the same bytes logged at `(device, seq)` are a
+//!    [`Decision::Duplicate`] with their leaf (idempotent); otherwise `equivocation`,
+//!    `broken-chain`, `replay`, or accepted (possibly opening a gap, or filling one).
+//!
+//! Why the duplicate check is a chain lookup and not a `BLAKE3 → leaf` lookup before the
+//! signature: identical bytes mean the same device and seq, so the chain finds every logged
+//! copy, and for an event above its device's head (nearly every event) the answer needs no
+//! index read at all ([`crate::index::Indexes`] keeps each device's head in memory). A BLAKE3
+//! lookup was a sled read per event (~13 µs); a resent duplicate now costs a signature check
+//! instead (~63 µs), which only redeliveries pay.
 //!
 //! Chain checks come after the signature so that only authentic messages can affect chain
 //! decisions, and an `equivocation` rejection is proof against the device (both messages carry
@@ -386,7 +394,10 @@ pub trait LogView {
     /// The device's registry state, if it was ever registered.
     fn device_state(&self, device: &DeviceId) -> Result<Option<DeviceState>, Self::Error>;
 
-    /// The leaf of the logged message with this BLAKE3, if any.
+    /// The leaf of the logged registry record with this BLAKE3, if any. (The verify step finds
+    /// a logged copy of an *event* through [`LogView::link`]: the same bytes are the same
+    /// device's same seq. [`crate::index::Indexes`] keeps this map for registry records only;
+    /// [`MemoryView`] for every entry.)
     fn leaf_of(&self, hash: &Hash32) -> Result<Option<u64>, Self::Error>;
 
     /// The device's logged event with this `prov:seq`, if any.
@@ -515,6 +526,24 @@ impl<'v, V: LogView + ?Sized> Overlay<'v, V> {
             delta: MemoryView::new(),
             next_leaf,
         }
+    }
+
+    /// An overlay on `base` that already holds `delta` (the entries of a batch sequenced but
+    /// not yet applied to `base`: the pipeline verifies batch *n + 1* while batch *n* is
+    /// being indexed). `delta` must have been recorded by an overlay on the state `base` had
+    /// before those entries (so its heads and registry states are complete), and `base` may
+    /// apply them at any moment: every key they change is answered by `delta` first.
+    pub fn with_delta(base: &'v V, delta: MemoryView, next_leaf: u64) -> Overlay<'v, V> {
+        Overlay {
+            base,
+            delta,
+            next_leaf,
+        }
+    }
+
+    /// The entries recorded so far, as a [`MemoryView`] delta (for [`Overlay::with_delta`]).
+    pub fn into_delta(self) -> MemoryView {
+        self.delta
     }
 
     /// The leaf the next accepted entry will get.
@@ -989,6 +1018,19 @@ impl<B: VerifyBackend + Sync> Verifier<B> {
         next_leaf: u64,
         items: &[Incoming<'_>],
     ) -> Result<Vec<Decision>, V::Error> {
+        self.verify_batch_delta(view, next_leaf, items)
+            .map(|(decisions, _)| decisions)
+    }
+
+    /// [`Verifier::verify_batch`], also returning what the accepted entries change (their
+    /// [`Overlay`] delta: links, heads, hashes and registry states at their provisional
+    /// leaves), for verifying the next batch before these are indexed.
+    pub fn verify_batch_delta<V: LogView + Sync + ?Sized>(
+        &self,
+        view: &V,
+        next_leaf: u64,
+        items: &[Incoming<'_>],
+    ) -> Result<(Vec<Decision>, MemoryView), V::Error> {
         let prepared = self.prepare_all(view, items);
         let mut overlay = Overlay::new(view, next_leaf);
         let mut out = Vec::with_capacity(items.len());
@@ -1004,7 +1046,7 @@ impl<B: VerifyBackend + Sync> Verifier<B> {
             overlay.record(&decision)?;
             out.push(decision);
         }
-        Ok(out)
+        Ok((out, overlay.into_delta()))
     }
 
     fn prepare_all<V: LogView + Sync + ?Sized>(
@@ -1128,24 +1170,32 @@ impl<B: VerifyBackend + Sync> Verifier<B> {
                 ));
             }
         };
-        if let Some(leaf) = view.leaf_of(&hash)? {
-            return Ok(Prepared {
-                outcome: Pre::Done(Decision::Duplicate { leaf }),
-                registry_seen: None,
-            });
-        }
         let state = view.device_state(&kid_device)?;
         let registry_seen = Some((kid_device, state));
         let peek_seq = || Event::decode_payload(cose.payload()).ok().map(|e| e.seq);
         let key = match device_verdict(&kid_device, state.as_ref()) {
             Ok(key) => key,
             Err((code, detail)) => {
+                // A logged copy (same bytes: same seq) stays a duplicate after its device is
+                // revoked.
+                if let Some(seq) = peek_seq()
+                    && let Some(logged) = view.link(&kid_device, seq)?
+                    && logged.hash == hash
+                {
+                    return Ok(Prepared {
+                        outcome: Pre::Done(Decision::Duplicate { leaf: logged.leaf }),
+                        registry_seen: None,
+                    });
+                }
                 return Ok(Prepared {
                     registry_seen,
                     ..reject(code, detail, Some(device), peek_seq())
                 });
             }
         };
+        // A logged copy of these exact bytes is found by the chain rules in `finish` (same
+        // device, same seq, same BLAKE3: `ChainVerdict::Duplicate`); one that fails the checks
+        // below cannot be logged (it passed them when it was).
         match checked::verify_event(message, &key, &self.backend) {
             Ok(event) => Ok(Prepared {
                 outcome: Pre::Event(Box::new(event), received_ms),
@@ -1223,10 +1273,9 @@ impl<B: VerifyBackend + Sync> Verifier<B> {
         match prepared.outcome {
             Pre::Done(decision) => Ok(decision),
             Pre::Event(event, received_ms) => {
+                // No BLAKE3 lookup: a logged (or earlier in the batch) copy of these bytes is
+                // the same device's same seq, which `chain_verdict` reports as a duplicate.
                 let hash = event.hash();
-                if let Some(leaf) = view.leaf_of(&hash)? {
-                    return Ok(Decision::Duplicate { leaf });
-                }
                 let reject = |code, detail: String, evidence_of| {
                     Decision::Reject(Rejection {
                         code,

@@ -13,6 +13,7 @@
 //! - [`note`]: C2SP `signed-note` with Ed25519, verifier keys and `tlog-cosignature` v1;
 //! - [`tlog_proof`]: the C2SP `tlog-proof` text for one entry;
 //! - [`chain`]: the hash-linked chain of signed checkpoints (SPEC §5);
+//! - [`witness`]: the C2SP `tlog-witness` request, decision and response (pure part);
 //! - `store` (feature `std`): the on-disk log, segments, tree hashes and chain file.
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -27,5 +28,6 @@ pub mod note;
 pub mod store;
 mod text;
 pub mod tlog_proof;
+pub mod witness;
 
 pub use prov_schemas::Hash32;

@@ -1118,3 +1118,26 @@ fn uom_and_quantity_types() {
     );
     assert_eq!(Ilmd::default().0.len(), 0);
 }
+
+#[test]
+fn declared_lots_map_items_to_lots_of_their_gtin() {
+    let mut j = commissioning();
+    j["ilmd"] = json!({"cbvmda:lotNumber": "PWD/26"});
+    let e = event(j.clone());
+    let lots = e.declared_lots();
+    assert!(!lots.is_empty());
+    for (item, lot) in &lots {
+        assert_eq!(item.kind(), IdKind::Item);
+        assert_eq!(lot.kind(), IdKind::Lot);
+        assert_eq!(lot.gtin(), item.gtin());
+        assert!(
+            lot.canonical().ends_with("/10/PWD%2F26"),
+            "{}",
+            lot.canonical()
+        );
+    }
+    // No lot declared, or not a valid lot: nothing.
+    j["ilmd"] = json!({"cbvmda:bestBeforeDate": "2027-01-01"});
+    assert!(event(j).declared_lots().is_empty());
+    assert!(event(packing()).declared_lots().is_empty());
+}

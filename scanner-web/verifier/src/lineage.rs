@@ -11,14 +11,10 @@
 //! - inputs: the inputs of a TransformationEvent whose output is the product or an ancestor,
 //!   transitively (powder lot → milk lots).
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use prov_schemas::digital_link::{DigitalLink, IdKind};
-use prov_schemas::event::{Action, Event, EventType, IlmdValue};
-
-/// The EPCIS master-data attribute naming an instance's lot.
-const LOT_NUMBER: &str = "cbvmda:lotNumber";
+use prov_schemas::event::{Action, Event, EventType};
 
 /// How an identifier is linked to the product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,12 +59,9 @@ impl Lineage {
         if let DigitalLink::Item { gtin, .. } = product {
             let declared: Vec<DigitalLink> = events
                 .iter()
-                .filter(|e| e.identifiers().contains(&product))
-                .filter_map(|e| e.ilmd.as_ref()?.0.get(LOT_NUMBER))
-                .filter_map(|v| match v {
-                    IlmdValue::Text(lot) => lot_link(gtin.as_str(), lot),
-                    _ => None,
-                })
+                .flat_map(|e| e.declared_lots())
+                .filter(|(item, _)| *item == product)
+                .map(|(_, lot)| lot)
                 .collect();
             if declared.is_empty() {
                 for e in events {
@@ -158,38 +151,5 @@ impl Known {
         if !self.contains(&id) {
             self.0.push((id, link));
         }
-    }
-}
-
-/// The lot `lot` of `gtin` as a Digital Link, if it is a valid lot.
-fn lot_link(gtin: &str, lot: &str) -> Option<DigitalLink> {
-    let mut uri = String::from("https://id.gs1.org/01/");
-    uri.push_str(gtin);
-    uri.push_str("/10/");
-    for b in lot.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            uri.push(char::from(b));
-        } else {
-            uri.push('%');
-            for nibble in [b >> 4, b & 0xf] {
-                uri.push(char::from(b"0123456789ABCDEF"[usize::from(nibble)]));
-            }
-        }
-    }
-    DigitalLink::parse_canonical(&uri).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lot_links_are_canonical() {
-        let got = lot_link("09506000134352", "PWD/26").map(|l| l.canonical());
-        assert_eq!(
-            got.as_deref(),
-            Some("https://id.gs1.org/01/09506000134352/10/PWD%2F26")
-        );
-        assert!(lot_link("09506000134352", "").is_none());
     }
 }

@@ -303,6 +303,9 @@ impl EventError {
 /// Declares [`Event`] and the private `EventJson` it is deserialized through (same fields, same
 /// serde attributes), so that JSON input is validated like CBOR input and the two field lists
 /// cannot drift apart.
+/// The EPCIS master-data attribute (`ilmd`) naming an instance's lot.
+pub const LOT_NUMBER: &str = "cbvmda:lotNumber";
+
 macro_rules! event_struct {
     (
         $(#[$meta:meta])*
@@ -989,6 +992,33 @@ impl Event {
             .collect();
         inputs
             .flat_map(|i| outputs.iter().map(move |o| (i, *o)))
+            .collect()
+    }
+
+    /// The lot each serialized item of `epcList` belongs to, as this event declares it: `ilmd`'s
+    /// `cbvmda:lotNumber` ([`LOT_NUMBER`], the EPCIS way to state an instance's lot) as a lot of
+    /// the item's GTIN. Empty when the event declares no lot (or one that is not a valid lot).
+    pub fn declared_lots(&self) -> Vec<(&DigitalLink, DigitalLink)> {
+        let Some(parts::IlmdValue::Text(lot)) =
+            self.ilmd.as_ref().and_then(|i| i.0.get(LOT_NUMBER))
+        else {
+            return Vec::new();
+        };
+        let Ok(lot) = crate::digital_link::Lot::parse(lot) else {
+            return Vec::new();
+        };
+        self.epc_list
+            .iter()
+            .filter_map(|id| match id {
+                DigitalLink::Item { gtin, .. } => Some((
+                    id,
+                    DigitalLink::Lot {
+                        gtin: *gtin,
+                        lot: lot.clone(),
+                    },
+                )),
+                _ => None,
+            })
             .collect()
     }
 
