@@ -32,25 +32,6 @@ use prov_schemas::keys::OperatorName;
 use prov_simulator::line::{LineConfig, Stop};
 use prov_simulator::provision::{now, registration_record};
 
-/// Dropping the pipeline stops its indexer thread asynchronously (the thread holds the shared
-/// log until it sees its channel close): wait until the log's lock is free.
-fn wait_unlocked(config: &Config) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match prov_ledger::store::LogStore::open(prov_ledger::store::StoreConfig::new(
-            config.log_dir(),
-        )) {
-            Ok(_) => return,
-            Err(prov_ledger::store::StoreError::Locked { .. })
-                if std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("log still locked or broken: {e}"),
-        }
-    }
-}
-
 fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
     args.iter()
         .position(|a| a == name)
@@ -125,7 +106,6 @@ fn build(data: &Path, events: u64) -> Config {
         }
     }
     drop(pipeline);
-    wait_unlocked(&config);
     std::fs::remove_file(&stream).unwrap();
     eprintln!(
         "logged through the pipeline in {:.1} s",

@@ -63,37 +63,30 @@ pub fn routes(
         let t = Arc::clone(&tokens);
         warp::any().map(move || (Arc::clone(&s), Arc::clone(&t)))
     };
-    let query_string = warp::query::raw().or(warp::any().map(String::new)).unify();
-    let events = warp::path!("api" / "v1" / "events")
-        .and(warp::get())
+    // What every auditor route takes: a GET, the bearer token, the raw query, the state.
+    let request = warp::get()
         .and(warp::header::optional::<String>("authorization"))
-        .and(query_string)
-        .and(with())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(with());
+    let events = warp::path!("api" / "v1" / "events")
+        .and(request.clone())
         .and_then(
             |auth: Option<String>, qs: String, (s, t): (Arc<Shared>, Arc<Tokens>)| async move {
                 Ok::<_, Infallible>(answer(&s, &t, auth.as_deref(), &qs, Shape::Query))
             },
         );
     let export = warp::path!("api" / "v1" / "export")
-        .and(warp::get())
-        .and(warp::header::optional::<String>("authorization"))
-        .and(query_string)
-        .and(with())
+        .and(request.clone())
         .and_then(
             |auth: Option<String>, qs: String, (s, t): (Arc<Shared>, Arc<Tokens>)| async move {
                 Ok::<_, Infallible>(answer(&s, &t, auth.as_deref(), &qs, Shape::Document))
             },
         );
-    let lineage = warp::path!("api" / "v1" / "lineage")
-        .and(warp::get())
-        .and(warp::header::optional::<String>("authorization"))
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(with())
-        .and_then(
-            |auth: Option<String>, qs: String, (s, t): (Arc<Shared>, Arc<Tokens>)| async move {
-                Ok::<_, Infallible>(lineage_answer(&s, &t, auth.as_deref(), &qs))
-            },
-        );
+    let lineage = warp::path!("api" / "v1" / "lineage").and(request).and_then(
+        |auth: Option<String>, qs: String, (s, t): (Arc<Shared>, Arc<Tokens>)| async move {
+            Ok::<_, Infallible>(lineage_answer(&s, &t, auth.as_deref(), &qs))
+        },
+    );
     events.or(export).unify().or(lineage).unify()
 }
 

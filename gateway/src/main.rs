@@ -328,28 +328,30 @@ fn init(data_dir: &Path, origin: &str, operator: &str, site: Option<String>) -> 
     Ok(())
 }
 
+/// Resolves on SIGINT or SIGTERM (SIGINT only if the SIGTERM handler cannot be installed).
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("SIGTERM handler: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("signal received: shutting down");
+}
+
 fn gateway_run(config: Option<&Path>) -> Result<()> {
     let config = Config::load(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let shutdown = async {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!("SIGTERM handler: {e}");
-                        let _ = tokio::signal::ctrl_c().await;
-                        return;
-                    }
-                };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            tracing::info!("signal received: shutting down");
-        };
+        let shutdown = shutdown_signal();
         prov_gateway::service::run(config, shutdown).await
     })?;
     // rumqttd's threads cannot be stopped: leave without waiting for them.
@@ -573,22 +575,7 @@ fn demo(args: DemoArgs) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let shutdown = async {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!("SIGTERM handler: {e}");
-                        let _ = tokio::signal::ctrl_c().await;
-                        return;
-                    }
-                };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            tracing::info!("signal received: shutting down");
-        };
+        let shutdown = shutdown_signal();
         prov_gateway::demo::run(options, shutdown).await
     })?;
     // rumqttd's threads cannot be stopped: leave without waiting for them.

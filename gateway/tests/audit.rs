@@ -25,25 +25,6 @@ const ORIGIN: &str = "audit.test/prov/log/1";
 
 /// A gateway data dir with a log of about `events` simulator events from 2 lines (12 devices),
 /// one device revoked before the last batch. Returns the config and the revoked device.
-/// Dropping the pipeline stops its indexer thread asynchronously (the thread holds the shared
-/// log until it sees its channel close): wait until the log's lock is free.
-fn wait_unlocked(config: &Config) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match prov_ledger::store::LogStore::open(prov_ledger::store::StoreConfig::new(
-            config.log_dir(),
-        )) {
-            Ok(_) => return,
-            Err(prov_ledger::store::StoreError::Locked { .. })
-                if std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("log still locked or broken: {e}"),
-        }
-    }
-}
-
 fn build_log(dir: &Path, events: u64) -> (Config, DeviceId) {
     let mut config = Config {
         data_dir: dir.to_path_buf(),
@@ -115,7 +96,6 @@ fn build_log(dir: &Path, events: u64) -> (Config, DeviceId) {
         .process(tail.into_iter().map(mqtt).collect(), &outbox)
         .unwrap();
     drop(pipeline);
-    wait_unlocked(&config);
     (config, revoked)
 }
 

@@ -15,7 +15,7 @@ use prov_gateway::keys;
 use prov_gateway::lineage::{Bounds, Direction, Window, trace};
 use prov_gateway::pipeline::{Item, now_ms};
 use prov_gateway::service::open_offline;
-use prov_ledger::store::{LogStore, StoreConfig, StoreError};
+use prov_ledger::store::{LogStore, StoreConfig};
 use prov_schemas::digital_link::{DigitalLink, IdKind};
 use prov_schemas::event::{Action, Event};
 use prov_schemas::keys::OperatorName;
@@ -23,17 +23,8 @@ use prov_simulator::line::{LineConfig, Stop};
 use prov_simulator::provision::{now, registration_record};
 
 fn open_log(config: &Config) -> LogStore {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match LogStore::open(StoreConfig::new(config.log_dir())) {
-            Ok(log) => return log,
-            // The pipeline's indexer thread lets go of the log shortly after the pipeline drops.
-            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("log: {e}"),
-        }
-    }
+    // Free once the pipeline is dropped: its drop joins the indexer thread.
+    LogStore::open(StoreConfig::new(config.log_dir())).unwrap()
 }
 
 /// Logs about `events` events of a 3-line plant; returns the decoded events with their leaves

@@ -13,8 +13,6 @@
 mod svc_support;
 
 use std::collections::BTreeSet;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -37,36 +35,12 @@ fn get(addr: &str, path: &str, accept: Option<&str>) -> (u16, String, Vec<u8>) {
     get_with(addr, path, &accept)
 }
 
-/// One HTTP/1.1 GET with extra header lines (each ending in CRLF).
+/// One HTTP/1.1 GET with extra header lines (each ending in CRLF): (status, lower-cased head,
+/// body).
 fn get_with(addr: &str, path: &str, headers: &str) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&resp[..split]).to_ascii_lowercase();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let mut body = resp[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    (status, head, body)
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(pos) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..pos]).unwrap().trim(), 16)
-            .unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&data[pos + 2..pos + 2 + size]);
-        data = &data[(pos + 4 + size).min(data.len())..];
-    }
-    out
+    let (status, head, body) = try_request(addr, "GET", path, headers, &[])
+        .unwrap_or_else(|| panic!("GET {path} on {addr} failed"));
+    (status, head.to_ascii_lowercase(), body)
 }
 
 fn get_json(addr: &str, path: &str) -> (u16, Json) {

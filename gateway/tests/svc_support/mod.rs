@@ -61,10 +61,22 @@ pub fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>)
 
 /// One blocking HTTP/1.1 request; `None` on any connection or protocol failure.
 pub fn try_http(addr: &str, method: &str, path: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
+    try_request(addr, method, path, "", body).map(|(status, _, body)| (status, body))
+}
+
+/// One blocking HTTP/1.1 request with extra header lines (each ending in CRLF): the status,
+/// the response head as received, and the (de-chunked) body; `None` on any failure.
+pub fn try_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> Option<(u16, String, Vec<u8>)> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).ok()?;
@@ -81,7 +93,7 @@ pub fn try_http(addr: &str, method: &str, path: &str, body: &[u8]) -> Option<(u1
     {
         body = dechunk(&body);
     }
-    Some((status, body))
+    Some((status, head, body))
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
